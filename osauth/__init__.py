@@ -1,0 +1,35 @@
+"""osauth: sign-in with system-wide TOTP two-factor authentication."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from .config import load_config
+from .extensions import csrf, db, limiter, login_manager, mail, migrate
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app; ``config`` (tests) overrides the defaults and the environment."""
+    app = Flask(__name__, instance_relative_config=True)
+    load_config(app, config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    mail.init_app(app)
+    limiter.init_app(app)
+
+    from . import cli, web
+    from .auth import bp as auth_bp
+
+    web.init_app(app)
+    cli.init_app(app)
+    app.register_blueprint(auth_bp)
+    return app

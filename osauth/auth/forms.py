@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField, SubmitField
+from wtforms.validators import InputRequired, Length, Optional, Regexp
+
+from ..forms import printable, remove_spaces, strip
+from ..models import LOGIN_NAME_MAX
+from ..services.users import PASSWORD_MAX
+
+
+class LoginForm(FlaskForm):
+    login_name = StringField(
+        "Login name", filters=[strip],
+        validators=[InputRequired("Enter your login name."),
+                    Length(max=LOGIN_NAME_MAX, message="The login name is too long."), printable],
+        render_kw={"autocomplete": "username", "autofocus": True},
+    )
+    password = PasswordField(
+        "Password",
+        validators=[InputRequired("Enter your password."),
+                    Length(max=PASSWORD_MAX, message="The password is too long.")],
+        render_kw={"autocomplete": "current-password"},
+    )
+    otp = StringField(
+        "OTP code", filters=[remove_spaces],
+        validators=[Optional(), Regexp(r"^[0-9]{6,8}$", message="The OTP code is six digits.")],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric",
+                   "pattern": "[0-9 ]*", "maxlength": 9},
+    )
+    submit = SubmitField("Sign in")
+
+
+class SignOutForm(FlaskForm):
+    submit = SubmitField("Sign out")

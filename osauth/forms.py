@@ -1,0 +1,21 @@
+"""Field helpers shared by every blueprint's forms."""
+
+from __future__ import annotations
+
+from wtforms import ValidationError
+
+from .services.users import has_control_characters
+
+
+def strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+def remove_spaces(value: str | None) -> str | None:
+    """Codes are often typed as '123 456'."""
+    return "".join(value.split()) if isinstance(value, str) else value
+
+
+def printable(form, field) -> None:
+    if isinstance(field.data, str) and has_control_characters(field.data):
+        raise ValidationError("This field contains characters that cannot be typed.")
