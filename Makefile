@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt
 run: install
 	$(DEV) $(FLASK) db upgrade
 	$(DEV) $(FLASK) create-demo-admin
-	$(DEV) $(FLASK) run --host 127.0.0.1 --port 5000
+	$(DEV) $(FLASK) dev-server --port 5000 --mail-port 8025
 
 test: install
 	$(PY) -m pytest

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 
 from .config import load_config
-from .extensions import csrf, db, limiter, login_manager, mail, migrate
+from .extensions import csrf, db, limiter, login_manager, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -23,13 +23,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     csrf.init_app(app)
     login_manager.init_app(app)
-    mail.init_app(app)
     limiter.init_app(app)
 
     from . import cli, web
     from .auth import bp as auth_bp
+    from .otp_reset import bp as otp_reset_bp
 
     web.init_app(app)
     cli.init_app(app)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(otp_reset_bp)
+    if app.config["DEVELOPMENT"]:
+        from .dev_mail import bp as dev_mail_bp
+
+        app.register_blueprint(dev_mail_bp)
     return app

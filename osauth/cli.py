@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import secrets
+import signal
 import sys
+import threading
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
+from werkzeug.serving import run_simple
 
 from .extensions import db
 from .models import User
@@ -16,6 +20,7 @@ from .services.errors import TwoFactorNotReady, ValidationError
 from .services.settings import get_setting
 from .services.two_factor import disable_two_factor, enable_two_factor
 from .services.users import create_user
+from .services.worker import run_delivery_loop, start_delivery_thread, work_once
 
 
 @click.command("create-user")
@@ -86,7 +91,59 @@ def create_demo_admin_command() -> None:
     click.echo("(shown once; create your own users with `flask --app wsgi create-user`)")
 
 
+mail_group = AppGroup("mail", help="The email outbox.")
+
+
+@mail_group.command("deliver")
+@click.option("--once", is_flag=True, help="Send what is due, then exit.")
+@click.option("--interval", default=2.0, show_default=True,
+              help="Seconds between passes when nothing is due.")
+def deliver_command(once: bool, interval: float) -> None:
+    """Turn reset requests into emails and send them, retrying while the relay is down.
+
+    Several may run at once on PostgreSQL."""
+    if once:
+        click.echo(f"Sent {work_once()} message(s).")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo("Delivering mail; stop with Ctrl-C or SIGTERM.")
+    try:
+        run_delivery_loop(current_app._get_current_object(), stop, interval)
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command("dev-server")
+@click.option("--port", default=5000, show_default=True, help="Port of the site on 127.0.0.1.")
+@click.option("--mail-port", default=8025, show_default=True,
+              help="Port of the mail catcher on 127.0.0.1.")
+@with_appcontext
+def dev_server_command(port: int, mail_port: int) -> None:
+    """Development: the site, a local mail catcher (shown at /dev/mail) and the mail worker."""
+    from .dev_mail.catcher import start_mail_catcher
+
+    app = current_app._get_current_object()
+    if not app.config["DEVELOPMENT"]:
+        raise click.ClickException("dev-server is for development only.")
+    catcher = start_mail_catcher(Path(app.config["DEV_MAIL_DIR"]), mail_port)
+    # Only defaults: an email configuration saved in the settings still wins.
+    if not app.config.get("MAIL_SERVER"):
+        app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=mail_port, MAIL_SECURITY="none",
+                          MAIL_DEFAULT_SENDER="osauth@localhost")
+    worker = start_delivery_thread(app)
+    click.echo(f"Mail catcher on 127.0.0.1:{mail_port}; caught mail at "
+               f"http://127.0.0.1:{port}/dev/mail")
+    try:
+        run_simple("127.0.0.1", port, app, threaded=True)
+    finally:
+        worker.stop()
+        catcher.stop()
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(create_user_command)
     app.cli.add_command(two_factor_group)
     app.cli.add_command(create_demo_admin_command)
+    app.cli.add_command(mail_group)
+    app.cli.add_command(dev_server_command)

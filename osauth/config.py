@@ -16,6 +16,10 @@ DEFAULTS: dict[str, Any] = {
     "BASE_URL": "http://127.0.0.1:5000",
     "PASSWORD_HASH_METHOD": "scrypt",
     "LOGIN_RATE_LIMIT": "10 per minute; 100 per hour",
+    "OTP_RESET_RATE_LIMIT_PER_NAME": "5 per hour",
+    "OTP_RESET_RATE_LIMIT_PER_IP": "20 per hour",
+    "RESET_LINK_RATE_LIMIT": "30 per hour",  # token guesses, per IP
+    "MAIL_RETRY_BASE_SECONDS": 30,
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_HEADERS_ENABLED": True,
     "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -49,6 +53,7 @@ def load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:
         f"sqlite:///{Path(app.instance_path) / 'osauth.sqlite'}"
     )
     app.config.setdefault("SQLALCHEMY_DATABASE_URI", database_url)
+    app.config.setdefault("DEV_MAIL_DIR", str(Path(app.instance_path) / "caught-mail"))
 
     if not app.config.get("SECRET_KEY"):
         if not development:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
 from .services.clock import utcnow
@@ -60,7 +60,14 @@ class User(UserMixin, db.Model):
 
     @property
     def has_authenticator(self) -> bool:
-        return self.otp_secret is not None
+        """An enrolled secret, or a pending one whose first code will enrol it."""
+        return self.otp_secret is not None or self.otp_pending_secret is not None
+
+    @property
+    def two_factor_state(self) -> str:
+        if self.otp_pending_secret is not None:
+            return "pending"
+        return "enrolled" if self.otp_secret is not None else "none"
 
 
 class Setting(db.Model):
@@ -86,3 +93,55 @@ class AuditEvent(db.Model):
     subject_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     ip: Mapped[str | None] = mapped_column(String(45))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ResetToken(db.Model):
+    """A link to reset a user's OTP secret. Only the SHA-256 of the token is stored."""
+
+    __tablename__ = "reset_tokens"
+    __table_args__ = (Index("ix_reset_tokens_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]  # a newer link was issued
+
+    user: Mapped[User] = relationship()
+
+
+class OtpResetRequest(db.Model):
+    """A typed login name waiting for the worker. The request page only writes this row,
+    whether or not the name exists, so both cases take the same time; the worker looks the
+    name up and mails the link."""
+
+    __tablename__ = "otp_reset_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login_key: Mapped[str] = mapped_column(String(LOGIN_NAME_MAX))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxMessage(db.Model):
+    """An email written in the transaction that caused it and delivered by a worker.
+
+    The MIME message is encrypted (it may carry an OTP secret) and erased once sent."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_status_next_attempt_at", "status",
+                            "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    sender: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    recipient: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    payload: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))

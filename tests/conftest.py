@@ -7,14 +7,23 @@ skips when it is absent, unless ``OSAUTH_REQUIRE_SERVICES=1``, where it fails.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import shutil
+import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask_migrate import upgrade
@@ -27,6 +36,7 @@ from osauth.services import totp
 from osauth.services.secrets import encrypt
 from osauth.services.settings import set_setting
 from osauth.services.users import create_user
+from osauth.services.worker import work_once
 
 REQUIRE_SERVICES = os.environ.get("OSAUTH_REQUIRE_SERVICES") == "1"
 TEST_DATABASE_URL = os.environ.get("OSAUTH_TEST_DATABASE_URL")
@@ -245,3 +255,105 @@ def page(browser) -> Iterator:
     page.console_errors = console_errors
     yield page
     context.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SMTPServer:
+    """A real SMTP server on loopback (aiosmtpd) keeping what it receives."""
+
+    def __init__(self, port: int | None = None, delay: float = 0.0) -> None:
+        self.port = port or free_port()
+        self.delay = delay
+        self.messages: list[EmailMessage] = []
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        message = message_from_bytes(envelope.content, policy=email_policy.default)
+        with self._lock:
+            self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    def start(self) -> SMTPServer:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.messages) >= count, f"{len(self.messages)} of {count} emails arrived"
+        return self.messages
+
+
+def configure_email(app: Flask, port: int) -> None:
+    with app.app_context():
+        set_setting("email.smtp_host", "127.0.0.1")
+        set_setting("email.smtp_port", port)
+        set_setting("email.sender", "osauth@example.org")
+        db.session.commit()
+
+
+@pytest.fixture
+def smtp_server(app) -> Iterator[SMTPServer]:
+    """Started, and the app's email settings point at it."""
+    server = SMTPServer().start()
+    configure_email(app, server.port)
+    yield server
+    server.stop()
+
+
+def deliver(app: Flask) -> int:
+    """One worker pass: queued reset requests become emails, due emails are sent."""
+    with app.app_context():
+        return work_once()
+
+
+def text_part(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def html_part(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def inline_image(message: EmailMessage, cid: str) -> bytes:
+    for part in message.walk():
+        if part.get("Content-ID") == f"<{cid}>":
+            return part.get_content()
+    raise AssertionError(f"no inline image {cid}")
+
+
+def decode_qr(png: bytes, tmp_path: Path) -> str:
+    if shutil.which("zbarimg") is None:
+        service_missing("zbarimg is not installed (apt-get install zbar-tools)")
+    path = tmp_path / "qr.png"
+    path.write_bytes(png)
+    result = subprocess.run(["zbarimg", "--quiet", "--raw", str(path)], capture_output=True,
+                            text=True, timeout=30, check=True)
+    return result.stdout.strip()
+
+
+def link_in(message: EmailMessage) -> str:
+    match = re.search(r"https?://\S+/otp-reset/[A-Za-z0-9_-]+", text_part(message))
+    assert match, "no reset link in the email"
+    return match.group(0)
+
+
+def secret_in(message: EmailMessage) -> str:
+    match = re.search(r"Key:\s+((?:[A-Z2-7]{4} ?)+)", text_part(message))
+    assert match, "no secret in the email"
+    return match.group(1).replace(" ", "")

@@ -88,10 +88,3 @@ def logout():
     session.clear()
     flash("You are signed out.")
     return redirect(url_for("auth.login"))
-
-
-@bp.get("/otp-reset")
-def otp_reset_pending():
-    return render_template("errors/error.html", code=200, message=(
-        "Resetting the OTP secret code by email is not available yet. "
-        "Ask an administrator."))

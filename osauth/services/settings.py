@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from flask import g
+from flask import current_app, g
 from sqlalchemy import select
 
 from ..extensions import db
@@ -25,6 +25,9 @@ class Spec:
     default: Any
     minimum: int | None = None
     maximum: int | None = None
+    choices: tuple[str, ...] = ()
+    # A deployment may seed the default from its environment (OSAUTH_MAIL_SERVER → MAIL_SERVER).
+    config_key: str | None = None
 
 
 SPECS: dict[str, Spec] = {
@@ -35,6 +38,16 @@ SPECS: dict[str, Spec] = {
     "authentication.lockout_threshold": Spec(int, 5, 1, 100),
     "authentication.lockout_minutes": Spec(int, 15, 1, 24 * 60),
     "authentication.reset_link_minutes": Spec(int, 30, 5, 24 * 60),
+    # module "email"
+    "email.smtp_host": Spec(str, "", config_key="MAIL_SERVER"),
+    "email.smtp_port": Spec(int, 25, 1, 65535, config_key="MAIL_PORT"),
+    "email.connection_security": Spec(str, "none", choices=("none", "starttls", "ssl"),
+                                      config_key="MAIL_SECURITY"),
+    "email.smtp_username": Spec(str, "", config_key="MAIL_USERNAME"),
+    "email.smtp_password": Spec(str, ""),  # a Fernet token; MAIL_PASSWORD seeds it, see mail
+    "email.sender": Spec(str, "", config_key="MAIL_DEFAULT_SENDER"),
+    # module "notifications"
+    "notifications.system_enabled": Spec(bool, True),
 }
 
 
@@ -54,7 +67,12 @@ def _cache() -> dict[str, Any]:
 
 def get_setting(key: str) -> Any:
     spec = _spec(key)
-    return _cache().get(key, spec.default)
+    cache = _cache()
+    if key in cache:
+        return cache[key]
+    if spec.config_key and current_app.config.get(spec.config_key) not in (None, ""):
+        return coerce(key, current_app.config[spec.config_key])
+    return spec.default
 
 
 def coerce(key: str, value: Any) -> Any:
@@ -74,6 +92,8 @@ def coerce(key: str, value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise ValidationError(f"{key} must be text")
+    if spec.choices and value not in spec.choices:
+        raise ValidationError(f"{key} must be one of {', '.join(spec.choices)}")
     return value
 
 

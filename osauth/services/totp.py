@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 
@@ -66,16 +67,44 @@ def claim_step(user_id: int, step: int) -> bool:
     return result.rowcount == 1
 
 
-def verify_code(user: User, code: str, *, now: float | None = None) -> bool:
-    """True when ``code`` is valid for the user's authenticator and not used before.
+def activate_pending(user_id: int, pending: str, step: int) -> bool:
+    """Make the pending secret the credential, in one conditional UPDATE like ``claim_step``;
+    the old secret is gone from then on."""
+    result = db.session.execute(
+        update(User)
+        .where(User.id == user_id, User.otp_pending_secret == pending,
+               or_(User.otp_last_step.is_(None), User.otp_last_step < step))
+        .values(otp_secret=pending, otp_pending_secret=None, otp_pending_since=None,
+                otp_algorithm=DEFAULT_ALGORITHM, otp_digits=DEFAULT_DIGITS,
+                otp_period=DEFAULT_PERIOD, otp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
-    The caller commits, which releases the row lock taken by the claim."""
-    if user.otp_secret is None:
-        return False
+
+class Accepted(enum.Enum):
+    CURRENT = "current"  # the enrolled authenticator
+    NEW = "new"  # the pending one, which has just taken over
+
+
+def verify_code(user: User, code: str, *, now: float | None = None) -> Accepted | None:
+    """Which authenticator ``code`` came from, if it is valid and not used before.
+
+    A pending secret (from a reset) is tried first; its first valid code activates it. The
+    caller commits, which releases the row lock taken by the claim."""
     now = clock.time() if now is None else now
+    drift = get_setting("authentication.otp_drift_steps")
+    if user.otp_pending_secret is not None:
+        step = matching_step(decrypt(user.otp_pending_secret), code, now=now, drift=drift,
+                             after_step=user.otp_last_step)
+        if step is not None and activate_pending(user.id, user.otp_pending_secret, step):
+            return Accepted.NEW
+    if user.otp_secret is None:
+        return None
     step = matching_step(
-        decrypt(user.otp_secret), code, now=now,
-        drift=get_setting("authentication.otp_drift_steps"), after_step=user.otp_last_step,
+        decrypt(user.otp_secret), code, now=now, drift=drift, after_step=user.otp_last_step,
         algorithm=user.otp_algorithm, digits=user.otp_digits, period=user.otp_period,
     )
-    return step is not None and claim_step(user.id, step)
+    if step is not None and claim_step(user.id, step):
+        return Accepted.CURRENT
+    return None

@@ -21,8 +21,9 @@ from .errors import (
     InvalidCredentials,
     ValidationError,
 )
+from .mail import queue_email
 from .settings import get_setting
-from .totp import verify_code
+from .totp import Accepted, verify_code
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
@@ -134,6 +135,8 @@ def _register_failure(user: User, *, factor: str, ip: str | None) -> None:
     audit.record("sign_in.failed", subject=user, ip=ip, factor=factor)
     if count == 0:
         audit.record("account.locked", subject=user, ip=ip, until=until.isoformat())
+        queue_email(user, "account_locked", "Your account is locked for a while", ip=ip,
+                    until=until)
         db.session.commit()
         raise AccountLocked(until)
     db.session.commit()
@@ -162,9 +165,15 @@ def authenticate(login_name: str, password: str, code: str, *, ip: str | None) -
     if two_factor:
         if not user.has_authenticator:
             raise EnrolmentRequired()
-        if not verify_code(user, code):
+        accepted = verify_code(user, code)
+        if accepted is None:
             _register_failure(user, factor="otp", ip=ip)
             raise InvalidCredentials()
+        if accepted is Accepted.NEW:
+            db.session.refresh(user)
+            audit.record("otp.activated", subject=user, ip=ip)
+            queue_email(user, "authenticator_activated", "Your new authenticator is active",
+                        ip=ip)
     user.failed_attempts = 0
     user.last_sign_in_at = clock.utcnow()
     audit.record("sign_in.succeeded", subject=user, ip=ip, two_factor=two_factor)
