@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEV := OSAUTH_DEVELOPMENT=true
 FLASK := $(VENV)/bin/flask --app wsgi
 
-.PHONY: install run test lint
+.PHONY: install run test lint screenshots
 
 install: $(VENV)/.installed
 
@@ -24,3 +24,6 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+screenshots: install
+	$(PY) scripts/screenshots.py docs/screenshots

@@ -26,6 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
 
     from . import cli, web
+    from .admin_settings import bp as admin_settings_bp
     from .auth import bp as auth_bp
     from .otp_reset import bp as otp_reset_bp
 
@@ -33,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cli.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(otp_reset_bp)
+    app.register_blueprint(admin_settings_bp)
     if app.config["DEVELOPMENT"]:
         from .dev_mail import bp as dev_mail_bp
 

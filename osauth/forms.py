@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wtforms import ValidationError
 
-from .services.users import has_control_characters
+from .services.text import has_control_characters
 
 
 def strip(value: str | None) -> str | None:

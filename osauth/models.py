@@ -83,6 +83,7 @@ class AuditEvent(db.Model):
     __table_args__ = (
         Index("ix_audit_events_created_at", "created_at"),
         Index("ix_audit_events_subject_id_created_at", "subject_id", "created_at"),
+        Index("ix_audit_events_actor_id_created_at", "actor_id", "created_at"),
         Index("ix_audit_events_kind_created_at", "kind", "created_at"),
     )
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, abort, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from jinja2_fragments.flask import render_block
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db, login_manager
@@ -28,6 +30,26 @@ ERROR_MESSAGES = {
 
 def client_ip() -> str | None:
     return request.remote_addr
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def render_page_or_block(template: str, block: str, **context) -> str:
+    """HTMX asks for the block alone; anything else gets the whole page. One template."""
+    if is_htmx():
+        return render_block(template, block, **context)
+    return render_template(template, **context)
+
+
+def require_super_admin():
+    """A before_request guard: anonymous visitors are sent to sign in, others get 403."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.is_super_admin:
+        abort(403)
+    return None
 
 
 @login_manager.user_loader

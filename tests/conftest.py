@@ -27,12 +27,14 @@ from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask_migrate import upgrade
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from osauth import create_app
 from osauth.extensions import db
 from osauth.models import User
 from osauth.services import totp
+from osauth.services.email_settings import send_test_email
 from osauth.services.secrets import encrypt
 from osauth.services.settings import set_setting
 from osauth.services.users import create_user
@@ -159,6 +161,8 @@ def csrf_token_from(html: str) -> str:
 
 
 class AuthActions:
+    """Sign in and out through the real forms, CSRF tokens included."""
+
     def __init__(self, client) -> None:
         self.client = client
 
@@ -172,6 +176,21 @@ class AuthActions:
         if otp is not None:
             data["otp"] = otp
         return self.client.post("/login", data=data)
+
+    def login_admin(self, smtp_server: SMTPServer | None = None):
+        """Sign in as the super admin 'root' (created if needed); 2FA is whatever it is."""
+        app = self.client.application
+        with app.app_context():
+            if db.session.scalar(select(User).where(User.login_key == "root")) is None:
+                add_user("root", super_admin=True, enrolled=False)
+        response = self.login("root")
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return response
+
+    def post(self, path: str, data: dict | None = None, *, page: str = "/", **kwargs):
+        """POST with the CSRF token of ``page``, as the browser would."""
+        token = csrf_token_from(self.client.get(page).get_data(as_text=True))
+        return self.client.post(path, data={"csrf_token": token, **(data or {})}, **kwargs)
 
     def logout(self):
         token = csrf_token_from(self.client.get("/").get_data(as_text=True))
@@ -266,9 +285,11 @@ def free_port() -> int:
 class SMTPServer:
     """A real SMTP server on loopback (aiosmtpd) keeping what it receives."""
 
-    def __init__(self, port: int | None = None, delay: float = 0.0) -> None:
+    def __init__(self, port: int | None = None, delay: float = 0.0,
+                 answer: str = "250 Message accepted for delivery") -> None:
         self.port = port or free_port()
         self.delay = delay
+        self.answer = answer  # e.g. "554 5.7.1 Relaying denied" to play a refusing relay
         self.messages: list[EmailMessage] = []
         self._lock = threading.Lock()
         self._controller: Controller | None = None
@@ -276,10 +297,12 @@ class SMTPServer:
     async def handle_DATA(self, server, session, envelope) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
+        if not self.answer.startswith("250"):
+            return self.answer
         message = message_from_bytes(envelope.content, policy=email_policy.default)
         with self._lock:
             self.messages.append(message)
-        return "250 Message accepted for delivery"
+        return self.answer
 
     def start(self) -> SMTPServer:
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
@@ -305,6 +328,16 @@ def configure_email(app: Flask, port: int) -> None:
         set_setting("email.smtp_port", port)
         set_setting("email.sender", "osauth@example.org")
         db.session.commit()
+
+
+def verify_email(app: Flask, smtp_server: SMTPServer) -> None:
+    """Point email at ``smtp_server`` and send a real test email, as an admin would."""
+    configure_email(app, smtp_server.port)
+    with app.app_context():
+        admin = db.session.scalar(select(User).where(User.is_super_admin)) or add_user(
+            "root", super_admin=True, enrolled=False)[0]
+        send_test_email(admin)
+    smtp_server.messages.clear()
 
 
 @pytest.fixture

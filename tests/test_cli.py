@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import add_user
+from conftest import add_user, configure_email, verify_email
 from sqlalchemy import func, select
 
 from osauth.extensions import db
 from osauth.models import AuditEvent, User
-from osauth.services.settings import get_setting
+from osauth.services.settings import get_setting, set_setting
 
 
 def test_create_user_with_password_on_stdin(app, runner):
@@ -64,7 +64,28 @@ def test_create_user_requires_an_email(runner):
     assert result.exit_code == 2 and "--email" in result.output
 
 
-def test_two_factor_status_enable_disable(app, runner):
+def test_two_factor_enable_is_refused_until_email_works(app, runner, smtp_server):
+    with app.app_context():
+        set_setting("email.smtp_host", "")
+        db.session.commit()
+    result = runner.invoke(args=["two-factor", "enable"])
+    assert result.exit_code == 1
+    assert "Missing: the email configuration (SMTP host, SMTP port and sender address)" in (
+        result.output)
+    configure_email(app, smtp_server.port)
+    result = runner.invoke(args=["two-factor", "enable"])
+    assert result.exit_code == 1
+    assert "a successful test email since the email settings last changed" in result.output
+    with app.app_context():
+        set_setting("notifications.system_enabled", False)
+        db.session.commit()
+    result = runner.invoke(args=["two-factor", "enable"])
+    assert "system-level email notifications turned on" in result.output
+    assert runner.invoke(args=["two-factor", "status"]).output == "off\n"
+
+
+def test_two_factor_status_enable_disable(app, runner, smtp_server):
+    verify_email(app, smtp_server)
     assert runner.invoke(args=["two-factor", "status"]).output == "off\n"
     result = runner.invoke(args=["two-factor", "enable"])
     assert result.exit_code == 0 and "is on" in result.output
@@ -75,7 +96,7 @@ def test_two_factor_status_enable_disable(app, runner):
     with app.app_context():
         assert not get_setting("authentication.two_factor_enabled")
         kinds = list(db.session.scalars(select(AuditEvent.kind).order_by(AuditEvent.id)))
-        assert kinds == ["two_factor.enabled", "two_factor.disabled"]
+        assert kinds[-2:] == ["two_factor.enabled", "two_factor.disabled"]
 
 
 def test_two_factor_unknown_subcommand(runner):

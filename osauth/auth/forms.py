@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField, SubmitField
+from wtforms import BooleanField, PasswordField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
 from ..forms import printable, remove_spaces, strip
@@ -33,3 +33,8 @@ class LoginForm(FlaskForm):
 
 class SignOutForm(FlaskForm):
     submit = SubmitField("Sign out")
+
+
+class NotificationsForm(FlaskForm):
+    email_notifications = BooleanField("Email notifications")
+    save = SubmitField("Save")

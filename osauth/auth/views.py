@@ -2,16 +2,17 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import limiter
 from ..services import errors
 from ..services.settings import get_setting
+from ..services.user_admin import set_notifications
 from ..services.users import CodeRequired, authenticate
 from ..web import client_ip
 from . import bp
-from .forms import LoginForm
+from .forms import LoginForm, NotificationsForm
 
 
 def _login_rate_limit() -> str:
@@ -88,3 +89,23 @@ def logout():
     session.clear()
     flash("You are signed out.")
     return redirect(url_for("auth.login"))
+
+
+@bp.get("/profile")
+@login_required
+def profile():
+    return render_template("auth/profile.html", form=NotificationsForm(
+        data={"email_notifications": current_user.email_notifications}))
+
+
+@bp.post("/profile/notifications")
+@login_required
+def profile_notifications():
+    form = NotificationsForm()
+    if not form.validate():
+        abort(400)
+    set_notifications(current_user, form.email_notifications.data, actor=current_user,
+                      ip=client_ip())
+    flash("Your email notifications are " + ("on." if form.email_notifications.data
+                                              else "off."))
+    return redirect(url_for("auth.profile"))

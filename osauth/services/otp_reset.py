@@ -19,10 +19,10 @@ from .mail import queue_email
 from .qr import provisioning_uri, qr_png
 from .secrets import encrypt
 from .settings import get_setting
+from .text import login_key
 from .throttle import allow
 from .tokens import TokenInvalid, consume_reset_token, issue_reset_token
 from .totp import new_secret
-from .users import login_key
 
 
 def request_otp_reset(login_name: str, *, ip: str | None) -> None:
@@ -66,6 +66,23 @@ def process_reset_requests(*, limit: int = 100) -> int:
         db.session.commit()
         handled += 1
     return handled
+
+
+def force_otp_reset(user: User, *, actor: User, ip: str | None) -> bool:
+    """Admin: revoke the user's authenticator at once, sign them out everywhere, and mail a
+    reset link. Returns False when the user's notifications keep the link from going out."""
+    user.otp_secret = None
+    user.otp_pending_secret = None
+    user.otp_pending_since = None
+    user.session_epoch += 1
+    token = issue_reset_token(user)
+    mailed = queue_email(user, "reset_link", "Reset your OTP secret code", ip=ip,
+                         link=external_url("otp_reset.confirm", token=token),
+                         minutes=get_setting("authentication.reset_link_minutes"),
+                         forced_by=actor)
+    audit.record("otp.force_reset", actor=actor, subject=user, ip=ip, mailed=mailed)
+    db.session.commit()
+    return mailed
 
 
 def group_secret(secret: str) -> str:

@@ -15,7 +15,8 @@ from flask import current_app, g
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Setting
+from ..models import Setting, User
+from . import audit
 from .errors import ValidationError
 
 
@@ -46,6 +47,8 @@ SPECS: dict[str, Spec] = {
     "email.smtp_username": Spec(str, "", config_key="MAIL_USERNAME"),
     "email.smtp_password": Spec(str, ""),  # a Fernet token; MAIL_PASSWORD seeds it, see mail
     "email.sender": Spec(str, "", config_key="MAIL_DEFAULT_SENDER"),
+    # The email_fingerprint() of the configuration a test email last went through with.
+    "email.verified_fingerprint": Spec(str, ""),
     # module "notifications"
     "notifications.system_enabled": Spec(bool, True),
 }
@@ -106,3 +109,16 @@ def set_setting(key: str, value: Any) -> None:
     else:
         row.value = json.dumps(value)
     _cache()[key] = value
+
+
+def save_settings(values: dict[str, Any], *, actor: User | None, ip: str | None,
+                  event: str) -> list[str]:
+    """Validate every value first, then store them all in one commit (or none); audited.
+    Returns the keys that changed."""
+    values = {key: coerce(key, value) for key, value in values.items()}
+    changed = sorted(key for key, value in values.items() if get_setting(key) != value)
+    for key, value in values.items():
+        set_setting(key, value)
+    audit.record(event, actor=actor, ip=ip, changed=changed)
+    db.session.commit()
+    return changed

@@ -23,6 +23,7 @@ from .errors import (
 )
 from .mail import queue_email
 from .settings import get_setting
+from .text import has_control_characters, login_key
 from .totp import Accepted, verify_code
 
 PASSWORD_MIN = 8
@@ -31,14 +32,6 @@ PASSWORD_MAX = 1024
 
 class CodeRequired(InvalidCredentials):
     """2FA is on and no code was given; raised before the password is looked at."""
-
-
-def login_key(login_name: str) -> str:
-    return unicodedata.normalize("NFKC", login_name).casefold()
-
-
-def has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text)
 
 
 def validate_login_name(login_name: str) -> str:
