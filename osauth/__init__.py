@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import load_config
 from .extensions import csrf, db, limiter, login_manager, migrate
@@ -18,6 +19,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; ``config`` (tests) overrides the defaults and the environment."""
     app = Flask(__name__, instance_relative_config=True)
     load_config(app, config)
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind N proxies the client's address is the Nth from the right in X-Forwarded-For;
+        # never trust the header without them, or anyone could pick their own address.
+        n = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))

@@ -17,6 +17,7 @@ from werkzeug.serving import run_simple
 from .extensions import db
 from .models import User
 from .services.errors import TwoFactorNotReady, ValidationError
+from .services.key_rotation import rotate_encryption_keys
 from .services.settings import get_setting
 from .services.two_factor import disable_two_factor, enable_two_factor
 from .services.users import create_user
@@ -91,6 +92,14 @@ def create_demo_admin_command() -> None:
     click.echo("(shown once; create your own users with `flask --app wsgi create-user`)")
 
 
+@click.command("rotate-keys")
+@with_appcontext
+def rotate_keys_command() -> None:
+    """Re-encrypt every stored secret under the first OSAUTH_OTP_ENCRYPTION_KEYS key."""
+    counts = rotate_encryption_keys()
+    click.echo("Re-encrypted " + ", ".join(f"{n} {what}" for what, n in counts.items()) + ".")
+
+
 mail_group = AppGroup("mail", help="The email outbox.")
 
 
@@ -147,3 +156,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(create_demo_admin_command)
     app.cli.add_command(mail_group)
     app.cli.add_command(dev_server_command)
+    app.cli.add_command(rotate_keys_command)

@@ -22,6 +22,10 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_RETRY_BASE_SECONDS": 30,
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_HEADERS_ENABLED": True,
+    # Redis down: count in each process's memory (logged) rather than refuse every sign-in;
+    # the per-account lockout, kept in the database, still holds across workers.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    "TRUSTED_PROXIES": 0,
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "MAX_FORM_MEMORY_SIZE": 64 * 1024,
     "MAX_FORM_PARTS": 100,

@@ -32,6 +32,15 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
+MAX_PAGE = 1_000_000
+
+
+def page_number() -> int:
+    """``?page=`` as a page number that every database can turn into an OFFSET."""
+    page = request.args.get("page", 1, type=int)
+    return max(1, min(page, MAX_PAGE))
+
+
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 

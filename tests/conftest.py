@@ -8,13 +8,18 @@ skips when it is absent, unless ``OSAUTH_REQUIRE_SERVICES=1``, where it fails.
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from email import message_from_bytes
 from email import policy as email_policy
@@ -140,7 +145,8 @@ def app(app_factory) -> Flask:
 @pytest.fixture
 def pg_app(app_factory) -> Flask:
     """An app on PostgreSQL whatever the suite's database, for concurrency tests."""
-    return app_factory(POSTGRES_URL, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 40})
+    return app_factory(POSTGRES_URL,
+                       SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 40, "pool_pre_ping": True})
 
 
 @pytest.fixture
@@ -390,3 +396,101 @@ def secret_in(message: EmailMessage) -> str:
     match = re.search(r"Key:\s+((?:[A-Z2-7]{4} ?)+)", text_part(message))
     assert match, "no secret in the email"
     return match.group(1).replace(" ", "")
+
+
+class HttpClient:
+    """A browser-like client over real HTTP: its own cookies, no redirects followed, and an
+    X-Forwarded-For address (the site under test trusts one proxy) so each client can stand
+    for a different machine."""
+
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    def __init__(self, base_url: str, ip: str = "198.51.100.1") -> None:
+        self.base_url = base_url
+        self.ip = ip
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), self._NoRedirect())
+
+    def request(self, path: str, data: dict | None = None) -> tuple[int, str]:
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        request = urllib.request.Request(self.base_url + path, data=body,
+                                         headers={"X-Forwarded-For": self.ip})
+        try:
+            with self.opener.open(request, timeout=60) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def csrf_token(self, path: str = "/login") -> str:
+        status, page = self.request(path)
+        assert status == 200, (status, page[:500])
+        return csrf_token_from(page)
+
+    def sign_in(self, login_name: str, password: str, otp: str, token: str | None = None):
+        return self.request("/login", {"csrf_token": token or self.csrf_token(),
+                                       "login_name": login_name, "password": password,
+                                       "otp": otp})
+
+
+class GunicornSite:
+    """``gunicorn -c gunicorn.conf.py wsgi:app`` on 127.0.0.1, with its log in a file."""
+
+    ROOT = Path(__file__).resolve().parent.parent
+
+    def __init__(self, log_dir: Path, *, workers: int = 4, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"gunicorn-{self.port}.log"
+        self.env = {
+            **os.environ, "OSAUTH_BIND": f"127.0.0.1:{self.port}",
+            "OSAUTH_WORKERS": str(workers), "OSAUTH_SECRET_KEY": "production test key",
+            "OSAUTH_OTP_ENCRYPTION_KEYS": ENCRYPTION_KEY, "OSAUTH_DATABASE_URL": POSTGRES_URL,
+            "OSAUTH_SESSION_COOKIE_SECURE": "false",  # plain http on loopback
+            "OSAUTH_TRUSTED_PROXIES": "1", "OSAUTH_ACCESS_LOG": "-", **env,
+        }
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> GunicornSite:
+        self.log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
+             "wsgi:app"], cwd=self.ROOT, env=self.env, stdout=self.log,
+            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/login", timeout=5) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not start: {self.log_text()}")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.log.close()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+
+def redis_available(url: str = REDIS_URL) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+    except redis.RedisError as error:
+        service_missing(f"Redis at {url} is not reachable: {error}")

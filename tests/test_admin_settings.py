@@ -503,3 +503,10 @@ def test_settings_take_effect_without_a_restart(app, app_factory, smtp_server):
     configure_email(app, smtp_server.port)
     with other.app_context():
         assert get_setting("email.smtp_port") == smtp_server.port
+
+
+@pytest.mark.parametrize("page", ["200000000000000000", "-5", "0", "abc", "1e3"])
+def test_odd_page_numbers_are_harmless(app, client, auth, page):
+    auth.login_admin()
+    for path in ("/settings/users", "/settings/audit"):
+        assert client.get(f"{path}?page={page}").status_code == 200

@@ -117,3 +117,38 @@ def test_demo_admin_is_refused_outside_development(app, runner):
     app.config["DEVELOPMENT"] = False
     result = runner.invoke(args=["create-demo-admin"])
     assert result.exit_code == 1 and "development only" in result.output
+
+
+def test_rotate_keys_reencrypts_every_secret(app, runner, smtp_server):
+    from cryptography.fernet import Fernet
+
+    from osauth.services.mail import smtp_password
+    from osauth.services.otp_reset import request_otp_reset
+    from osauth.services.secrets import decrypt, encrypt
+    from osauth.services.settings import set_setting
+    from osauth.services.worker import work_once
+
+    configure_email(app, smtp_server.port)
+    smtp_server.stop()  # so the queued email stays queued
+    with app.app_context():
+        user, secret = add_user("alice")
+        set_setting("email.smtp_password", encrypt("relay pw"))
+        db.session.commit()
+        request_otp_reset("alice", ip=None)
+        work_once()
+    old_keys = app.config["OTP_ENCRYPTION_KEY_LIST"]
+    new_key = Fernet.generate_key().decode()
+    app.config["OTP_ENCRYPTION_KEY_LIST"] = [new_key, *old_keys]
+    result = runner.invoke(args=["rotate-keys"])
+    assert result.exit_code == 0
+    assert "Re-encrypted 1 otp secrets, 1 settings, 1 queued emails." in result.output
+    app.config["OTP_ENCRYPTION_KEY_LIST"] = [new_key]  # the old key dropped
+    with app.app_context():
+        user = db.session.scalar(select(User))
+        assert decrypt(user.otp_secret) == secret
+        assert smtp_password() == "relay pw"
+        from osauth.models import OutboxMessage
+
+        assert "Reset my OTP secret code" in decrypt(db.session.scalar(
+            select(OutboxMessage.payload)))
+        assert "keys.rotated" in db.session.scalars(select(AuditEvent.kind)).all()

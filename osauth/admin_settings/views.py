@@ -20,7 +20,7 @@ from ..services.two_factor import (
 )
 from ..services.user_admin import is_locked, set_active, set_notifications, unlock, users_query
 from ..services.users import create_user
-from ..web import client_ip, is_htmx, render_page_or_block, require_super_admin
+from ..web import client_ip, is_htmx, page_number, render_page_or_block, require_super_admin
 from . import bp
 from .forms import (
     ActionForm,
@@ -165,7 +165,7 @@ def users():
     query = users_query(text=filters.q.data or "", state=filters.state.data or "",
                         locked=filters.locked.data,
                         notifications_off=filters.notifications_off.data)
-    page = db.paginate(query, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
+    page = db.paginate(query, page=page_number(), per_page=PER_PAGE, error_out=False)
     return render_template("admin_settings/users.html", filters=filters, page=page,
                            action_form=ActionForm(), is_locked=is_locked)
 
@@ -240,8 +240,7 @@ def audit_log():
     if not filters.validate():
         return render_template("admin_settings/audit.html", filters=filters, page=None), 400
     query = events_query(login_name=filters.user.data or "", kind=filters.kind.data or "")
-    page = db.paginate(query, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False,
-                       count=True)
+    page = db.paginate(query, page=page_number(), per_page=PER_PAGE, error_out=False)
     users = {}
     ids = {i for event in page.items for i in (event.actor_id, event.subject_id) if i}
     if ids:

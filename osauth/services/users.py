@@ -8,7 +8,7 @@ from functools import cache
 
 import email_validator
 from flask import current_app
-from sqlalchemy import case, select, update
+from sqlalchemy import case, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
@@ -113,18 +113,21 @@ def create_user(login_name: str, email: str, password: str, *, first_name: str =
 def _register_failure(user: User, *, factor: str, ip: str | None) -> None:
     """Count a failed password or code; lock the account when the count reaches the threshold.
 
-    One UPDATE computes both, so concurrent failures lock exactly at the threshold."""
+    One UPDATE computes both, so concurrent failures lock exactly at the threshold. A failure
+    that was in flight when a concurrent one locked the account updates no row: it is audited
+    but does not count toward the next lock."""
     threshold = get_setting("authentication.lockout_threshold")
-    until = clock.utcnow() + timedelta(minutes=get_setting("authentication.lockout_minutes"))
+    now = clock.utcnow()
+    until = now + timedelta(minutes=get_setting("authentication.lockout_minutes"))
     reaches = User.failed_attempts + 1 >= threshold
     count = db.session.execute(
         update(User)
-        .where(User.id == user.id)
+        .where(User.id == user.id, or_(User.locked_until.is_(None), User.locked_until <= now))
         .values(failed_attempts=case((reaches, 0), else_=User.failed_attempts + 1),
                 locked_until=case((reaches, until), else_=User.locked_until))
         .returning(User.failed_attempts)
         .execution_options(synchronize_session=False)
-    ).scalar_one()
+    ).scalar_one_or_none()
     audit.record("sign_in.failed", subject=user, ip=ip, factor=factor)
     if count == 0:
         audit.record("account.locked", subject=user, ip=ip, until=until.isoformat())
