@@ -14,7 +14,7 @@ timeout = int(os.environ.get("OSAUTH_WORKER_TIMEOUT", "30"))
 graceful_timeout = 30
 # Each worker opens its own database pool after the fork; a preloaded app would share one.
 preload_app = False
-accesslog = os.environ.get("OSAUTH_ACCESS_LOG", "-")
+accesslog = os.environ.get("OSAUTH_ACCESS_LOG", "-") or None  # empty: no access log
 errorlog = "-"
 # The app's own warnings (a mail relay down, rate-limit storage unreachable) go to the error
 # log with gunicorn's; without this they would be dropped.

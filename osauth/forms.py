@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from wtforms import ValidationError
+from wtforms import StringField, ValidationError
+from wtforms.validators import InputRequired, Length
 
+from .models import LOGIN_NAME_MAX
 from .services.text import has_control_characters
 
 
@@ -19,3 +21,13 @@ def remove_spaces(value: str | None) -> str | None:
 def printable(form, field) -> None:
     if isinstance(field.data, str) and has_control_characters(field.data):
         raise ValidationError("This field contains characters that cannot be typed.")
+
+
+def login_name_field() -> StringField:
+    """The "Login name" field of the sign-in and reset pages."""
+    return StringField(
+        "Login name", filters=[strip],
+        validators=[InputRequired("Enter your login name."),
+                    Length(max=LOGIN_NAME_MAX, message="The login name is too long."), printable],
+        render_kw={"autocomplete": "username", "autofocus": True},
+    )

@@ -439,7 +439,9 @@ class GunicornSite:
 
     ROOT = Path(__file__).resolve().parent.parent
 
-    def __init__(self, log_dir: Path, *, workers: int = 4, **env: str) -> None:
+    def __init__(self, log_dir: Path, *, workers: int = 4, app: str = "wsgi:app",
+                 **env: str) -> None:
+        self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"gunicorn-{self.port}.log"
@@ -451,19 +453,20 @@ class GunicornSite:
             "OSAUTH_TRUSTED_PROXIES": "1", "OSAUTH_ACCESS_LOG": "-", **env,
         }
         self.process: subprocess.Popen | None = None
+        self.ready_path = "/login" if app == "wsgi:app" else "/"
 
     def __enter__(self) -> GunicornSite:
         self.log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
-             "wsgi:app"], cwd=self.ROOT, env=self.env, stdout=self.log,
+             self.app], cwd=self.ROOT, env=self.env, stdout=self.log,
             stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {self.log_text()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/login", timeout=5) as response:
+                with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=5) as response:
                     if response.status == 200:
                         return self
             except OSError:

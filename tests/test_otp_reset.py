@@ -72,6 +72,16 @@ def outbox_count(app) -> int:
         return db.session.scalar(select(func.count(OutboxMessage.id)))
 
 
+@pytest.fixture
+def mailed_link(app, client, smtp_server) -> str:
+    """alice, with no authenticator yet, asked for a link: the path of the one mailed to her."""
+    with app.app_context():
+        add_user("alice", enrolled=False)
+    request_link(client)
+    deliver(app)
+    return urlsplit(link_in(smtp_server.wait_for(1)[0])).path
+
+
 def test_request_page_words(client):
     page = page_text(client.get("/otp-reset"))
     assert "Login name" in page and "Email Reset OTP Secret Code link" in page
@@ -177,12 +187,8 @@ def test_known_and_unknown_names_take_about_the_same_time(app, client, smtp_serv
     assert smtp_server.messages == []
 
 
-def test_a_get_never_resets(app, client, smtp_server):
-    with app.app_context():
-        add_user("alice", enrolled=False)
-    request_link(client)
-    deliver(app)
-    path = urlsplit(link_in(smtp_server.wait_for(1)[0])).path
+def test_a_get_never_resets(app, client, mailed_link):
+    path = mailed_link
     for _ in range(3):
         assert client.get(path).status_code == 200
     with app.app_context():
@@ -190,24 +196,15 @@ def test_a_get_never_resets(app, client, smtp_server):
     assert one_user(app).otp_pending_secret is None
 
 
-def test_a_link_works_once(app, client, smtp_server):
-    with app.app_context():
-        add_user("alice", enrolled=False)
-    request_link(client)
-    deliver(app)
-    link = link_in(smtp_server.wait_for(1)[0])
-    assert press_reset(client, link).status_code == 200
-    again = client.get(urlsplit(link).path)
+def test_a_link_works_once(app, client, mailed_link):
+    assert press_reset(client, mailed_link).status_code == 200
+    again = client.get(mailed_link)
     assert again.status_code == 410 and "used already" in page_text(again)
     assert "Request a new link" in page_text(again)
 
 
-def test_a_used_link_cannot_be_posted_again(app, client, smtp_server):
-    with app.app_context():
-        add_user("alice", enrolled=False)
-    request_link(client)
-    deliver(app)
-    path = urlsplit(link_in(smtp_server.wait_for(1)[0])).path
+def test_a_used_link_cannot_be_posted_again(app, client, mailed_link):
+    path = mailed_link
     token = csrf_token_from(page_text(client.get(path)))
     assert client.post(path, data={"csrf_token": token}).status_code == 200
     pending = one_user(app).otp_pending_secret
@@ -215,12 +212,8 @@ def test_a_used_link_cannot_be_posted_again(app, client, smtp_server):
     assert one_user(app).otp_pending_secret == pending  # not replaced by a second secret
 
 
-def test_a_link_expires(app, client, smtp_server, monkeypatch):
-    with app.app_context():
-        add_user("alice", enrolled=False)
-    request_link(client)
-    deliver(app)
-    path = urlsplit(link_in(smtp_server.wait_for(1)[0])).path
+def test_a_link_expires(app, client, mailed_link, monkeypatch):
+    path = mailed_link
     later = clock.time() + 31 * 60
     monkeypatch.setattr(clock, "time", lambda: later)
     response = client.get(path)
@@ -253,12 +246,8 @@ def test_forged_links_are_refused(client, path):
     assert "This link is not valid" in page_text(response) or "no page" in page_text(response)
 
 
-def test_only_the_hash_of_a_token_is_stored(app, client, smtp_server):
-    with app.app_context():
-        add_user("alice", enrolled=False)
-    request_link(client)
-    deliver(app)
-    token = urlsplit(link_in(smtp_server.wait_for(1)[0])).path.rsplit("/", 1)[1]
+def test_only_the_hash_of_a_token_is_stored(app, mailed_link):
+    token = mailed_link.rsplit("/", 1)[1]
     with app.app_context():
         stored = db.session.scalar(select(ResetToken.token_hash))
     assert token not in stored and len(stored) == 64
@@ -267,12 +256,8 @@ def test_only_the_hash_of_a_token_is_stored(app, client, smtp_server):
     assert stored == hashlib.sha256(token.encode()).hexdigest()
 
 
-def test_the_outbox_keeps_no_readable_secret(app, client, smtp_server):
-    with app.app_context():
-        add_user("alice", enrolled=False)
-    request_link(client)
-    deliver(app)
-    press_reset(client, link_in(smtp_server.wait_for(1)[0]))
+def test_the_outbox_keeps_no_readable_secret(app, client, smtp_server, mailed_link):
+    press_reset(client, mailed_link)
     with app.app_context():
         payload = db.session.scalar(
             select(OutboxMessage.payload).where(OutboxMessage.kind == "new_secret"))
@@ -364,12 +349,8 @@ def test_bad_request_input_gets_a_clear_4xx(client, login_name):
     assert response.status_code == 400 and 'class="error"' in page_text(response)
 
 
-def test_reset_post_without_csrf_is_refused(app, client, smtp_server):
-    with app.app_context():
-        add_user("alice", enrolled=False)
-    request_link(client)
-    deliver(app)
-    response = client.post(urlsplit(link_in(smtp_server.wait_for(1)[0])).path)
+def test_reset_post_without_csrf_is_refused(app, client, mailed_link):
+    response = client.post(mailed_link)
     assert response.status_code == 400
     assert one_user(app).otp_pending_secret is None
 

@@ -4,18 +4,12 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
-from ..forms import printable, remove_spaces, strip
-from ..models import LOGIN_NAME_MAX
+from ..forms import login_name_field, remove_spaces
 from ..services.users import PASSWORD_MAX
 
 
 class LoginForm(FlaskForm):
-    login_name = StringField(
-        "Login name", filters=[strip],
-        validators=[InputRequired("Enter your login name."),
-                    Length(max=LOGIN_NAME_MAX, message="The login name is too long."), printable],
-        render_kw={"autocomplete": "username", "autofocus": True},
-    )
+    login_name = login_name_field()
     password = PasswordField(
         "Password",
         validators=[InputRequired("Enter your password."),

@@ -51,28 +51,28 @@ def login():
         user = authenticate(form.login_name.data, form.password.data, form.otp.data or "",
                             ip=client_ip())
     except CodeRequired:
-        return _refuse(form, "Enter the OTP code from your authenticator app.", 400)
+        return _refuse(form, two_factor, "Enter the OTP code from your authenticator app.", 400)
     except errors.AccountLocked as locked:
-        return _refuse(form, "This account is locked after too many failed attempts. "
-                       f"Try again after {locked.until:%H:%M} UTC.", 403)
+        return _refuse(form, two_factor, "This account is locked after too many failed "
+                       f"attempts. Try again after {locked.until:%H:%M} UTC.", 403)
     except errors.AccountInactive:
-        return _refuse(form, "This account is deactivated. Ask an administrator to "
-                       "reactivate it.", 403)
+        return _refuse(form, two_factor, "This account is deactivated. Ask an administrator "
+                       "to reactivate it.", 403)
     except errors.EnrolmentRequired:
-        return _refuse(form, "Your account has no authenticator yet. Use “Reset OTP Secret "
-                       "Code?” to set one up, then sign in with its code.", 403)
+        return _refuse(form, two_factor, "Your account has no authenticator yet. Use “Reset "
+                       "OTP Secret Code?” to set one up, then sign in with its code.", 403)
     except errors.InvalidCredentials:
-        return _refuse(form, wrong, 401)
+        return _refuse(form, two_factor, wrong, 401)
     session.clear()  # a fresh session at sign-in: nothing from before it carries over
     session.permanent = True
     login_user(user)
     return redirect(_safe_next(request.args.get("next")))
 
 
-def _refuse(form: LoginForm, message: str, status: int):
+def _refuse(form: LoginForm, two_factor: bool, message: str, status: int):
+    """The form again, without the secrets typed into it."""
     form.password.data = ""
     form.otp.data = ""
-    two_factor = get_setting("authentication.two_factor_enabled")
     return render_template("auth/login.html", form=form, show_otp=two_factor,
                            error=message), status
 
