@@ -464,3 +464,23 @@ def test_one_link_used_concurrently_resets_once_on_postgresql(pg_app):
     assert sorted(outcomes) == ["reset"] + ["used"] * 11
     with pg_app.app_context():
         assert db.session.scalar(select(func.count(OutboxMessage.id))) == 1
+
+
+def test_a_message_that_cannot_be_decrypted_does_not_block_the_queue(app, client,
+                                                                      smtp_server):
+    from cryptography.fernet import Fernet
+
+    with app.app_context():
+        add_user("alice", enrolled=False)
+        stranger = Fernet(Fernet.generate_key()).encrypt(b"lost").decode()
+        db.session.add(OutboxMessage(kind="reset_link", sender="osauth@example.org",
+                                     recipient="old@example.org", payload=stranger))
+        db.session.commit()
+    request_link(client)
+    assert deliver(app) == 1
+    assert smtp_server.wait_for(1)[0]["To"] == "alice@example.org"
+    with app.app_context():
+        lost = db.session.scalar(select(OutboxMessage).where(
+            OutboxMessage.recipient == "old@example.org"))
+        assert (lost.status, lost.payload) == ("failed", None)
+        assert "cannot be decrypted" in lost.last_error

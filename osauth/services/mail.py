@@ -158,9 +158,16 @@ def deliver_pending(*, limit: int = 100) -> int:
             if row is None:
                 break
             try:
+                payload = decrypt(row.payload or "")
+            except RuntimeError as error:  # its key was dropped: it can never be sent
+                row.status, row.payload, row.last_error = "failed", None, str(error)
+                log.error("mail %s to %s dropped: %s", row.id, row.recipient, error)
+                db.session.commit()
+                continue
+            try:
                 if smtp is None:
                     smtp = open_smtp()
-                smtp.sendmail(row.sender, [row.recipient], decrypt(row.payload or ""))
+                smtp.sendmail(row.sender, [row.recipient], payload)
             except MESSAGE_REFUSED as error:  # this message only: go on with the next
                 _postpone(row, error, now)
                 db.session.commit()
