@@ -510,3 +510,9 @@ def test_odd_page_numbers_are_harmless(app, client, auth, page):
     auth.login_admin()
     for path in ("/settings/users", "/settings/audit"):
         assert client.get(f"{path}?page={page}").status_code == 200
+
+
+@pytest.mark.parametrize("user_id", ["99999999999999999999999", "9223372036854775808", "0"])
+def test_huge_user_ids_are_404(auth, user_id):
+    auth.login_admin()
+    assert auth.post(f"/settings/users/{user_id}/unlock").status_code == 404

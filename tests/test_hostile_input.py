@@ -104,3 +104,23 @@ def test_bodies_over_the_limit_get_413(app, path):
     AuthActions(client).login_admin()
     response = client.post(path, data={"x": "y" * (65 * 1024)})
     assert response.status_code == 413
+
+
+@SETTINGS
+@given(user_id=st.integers(min_value=-2**70, max_value=2**70),
+       action=st.one_of(st.sampled_from(["unlock", "deactivate", "reactivate",
+                                         "notifications-on", "notifications-off",
+                                         "force-reset"]), values))
+def test_user_action_paths_of_any_shape(admin_client, user_id, action):
+    app, _ = admin_client
+    client = app.test_client()
+    AuthActions(client).login("root")
+    token = csrf_token_from(client.get("/settings/users").get_data(as_text=True))
+    action = action.replace("/", "x").replace("?", "x").replace("#", "x") or "x"
+    with app.app_context():
+        before = snapshot()
+    response = client.post(f"/settings/users/{user_id}/{action}", data={"csrf_token": token})
+    assert response.status_code in (200, 404, 405, 409) or 300 <= response.status_code < 400
+    if response.status_code >= 400:
+        with app.app_context():
+            assert snapshot() == before

@@ -210,7 +210,7 @@ DONE = {
 }
 
 
-@bp.post("/users/<int:user_id>/<action>")
+@bp.post("/users/<int(max=2147483647):user_id>/<action>")  # ids are 32-bit
 def user_action(user_id: int, action: str):
     if action not in ACTIONS:
         abort(404)
