@@ -226,7 +226,14 @@ def test_security_headers(client):
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
+    assert "Strict-Transport-Security" not in response.headers  # development: plain http
     assert "<script>" not in text_of(response)  # no inline script for the CSP to block
+
+
+def test_production_sends_hsts(app_factory):
+    production = app_factory(DEVELOPMENT=False)
+    response = production.test_client().get("/login")
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
 
 
 def test_session_cookie_flags(app, auth, alice, database_url):
