@@ -136,13 +136,10 @@ def email():
                 password=password, sender=form.sender.data,
                 notifications=form.notifications.data, actor=current_user, ip=client_ip())
         except errors.ValidationError as error:
-            return render_template("admin_settings/email.html", form=form,
-                                   test_form=SendTestEmailForm(), error=str(error),
-                                   password_stored=bool(get_setting("email.smtp_password"))), 400
+            return _email_page(form, 400, error=str(error))
         flash("The email settings are saved. Send a test email to confirm they work.")
         return redirect(url_for(".email"))
-    return render_template("admin_settings/email.html", form=form, test_form=SendTestEmailForm(),
-                           password_stored=bool(get_setting("email.smtp_password"))), 400
+    return _email_page(form, 400)
 
 
 @bp.post("/email/test")
